@@ -1,0 +1,106 @@
+# The course's commands. On a fresh machine, `make test` and `make book` each run the set-up they
+# need (`make install`), so these two commands are all a newcomer or CI needs.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+INSTALLED := $(VENV)/.installed
+
+# Offline by design: transformers and datasets read these at import time. Without them a hub
+# lookup here fails only after ~23 s of retries; with them nothing contacts a non-loopback address.
+export HF_HUB_OFFLINE := 1
+export HF_DATASETS_OFFLINE := 1
+export HF_HUB_DISABLE_TELEMETRY := 1
+export TRANSFORMERS_NO_ADVISORY_WARNINGS := 1
+export TOKENIZERS_PARALLELISM := false
+export TQDM_DISABLE := 1
+export PYTHONHASHSEED := 0
+export MPLBACKEND := Agg
+export PYDEVD_DISABLE_FILE_VALIDATION := 1
+
+BUILD := _build
+STAGE := $(BUILD)/src
+STATUS_FILE := $(BUILD)/notebook-status.json
+EXECUTED := $(BUILD)/.executed
+NB_SOURCES := $(shell find modules labs -name '*.py' -not -path '*/.ipynb_checkpoints/*' -print0 2>/dev/null | xargs -0 -r grep -l -m1 '^#     format_name: percent' 2>/dev/null | sort)
+NOTEBOOKS := $(NB_SOURCES:.py=.ipynb)
+BOOK_INPUTS := $(NOTEBOOKS) _config.yml _toc.yml intro.md $(shell find modules labs -name '*.md' 2>/dev/null)
+LIB_INPUTS := $(shell find shared scripts -name '*.py' 2>/dev/null) requirements.txt $(shell find data -maxdepth 2 -type f -not -path 'data/cache/*' 2>/dev/null)
+CELL_TIMEOUT := 180
+
+.PHONY: help install notebooks test test-unit test-notebooks test-site book bench student clean lab
+
+help:
+	@echo "make test       install, then unit tests, structure checks, every notebook, the book and site checks"
+	@echo "make book       install, then execute every notebook and build the site into _build/html"
+	@echo "make install    create .venv with the exact pins of requirements.txt and the offline assets"
+	@echo "make notebooks  regenerate every .ipynb from its .py source (one way)"
+	@echo "make student    write student versions (solutions stubbed) to _build/student"
+	@echo "make bench      run the benchmarks and write benchmarks/results.json"
+	@echo "make lab        start JupyterLab on 127.0.0.1 with the course environment"
+	@echo "make clean      remove build outputs (keeps .venv and data/cache)"
+
+install: $(INSTALLED)
+
+$(INSTALLED): requirements.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	# Build tools for the editable install of `shared` (pip freeze leaves them out of the lock).
+	$(PIP) install --quiet "setuptools==84.2.1" "wheel==0.48.0"
+	# --no-deps: requirements.txt is a complete lock; the resolver must not pick a CUDA torch.
+	$(PIP) install --quiet --no-deps -r requirements.txt
+	$(PIP) install --quiet --no-deps --no-build-isolation -e .
+	$(PY) scripts/check_environment.py
+	touch $@
+
+notebooks: $(INSTALLED)
+	@test -n "$(NB_SOURCES)" || { echo "no notebook sources found"; exit 1; }
+	$(VENV)/bin/jupytext --quiet --to ipynb --update $(NB_SOURCES)
+	$(PY) -m scripts.strip_outputs $(NOTEBOOKS)
+
+test: $(INSTALLED)
+	$(MAKE) test-unit
+	$(MAKE) test-notebooks
+	$(MAKE) book
+	$(MAKE) test-site
+
+# Library tests, pair/structure/anatomy checks and the meta-tests that prove the checks can fail.
+test-unit: $(INSTALLED)
+	$(PY) -m pytest -m "not site" tests
+
+# Every notebook under nbmake, executed once in the staged copy that the book is built from.
+test-notebooks: $(EXECUTED)
+
+$(EXECUTED): $(INSTALLED) $(BOOK_INPUTS) $(LIB_INPUTS)
+	rm -f $@
+	$(PY) -m scripts.stage_book $(STAGE)
+	$(PY) -m pytest -p scripts.nb_plugin --nbmake --nbmake-timeout=$(CELL_TIMEOUT) --overwrite \
+		--status-file=$(STATUS_FILE) --notebook-root=$(STAGE) -o addopts="-ra" --durations=0 \
+		$(STAGE)/modules $(wildcard $(STAGE)/labs)
+	touch $@
+
+book: $(EXECUTED)
+	$(PY) -m scripts.write_status_page $(STATUS_FILE) $(STAGE)/status.md
+	$(VENV)/bin/jupyter-book build --warningiserror --keep-going --path-output $(BUILD) $(STAGE)
+	@echo "The site is in $(BUILD)/html/index.html"
+
+# Checks that need the built site: the browser test and the student-version test.
+test-site: $(INSTALLED)
+	$(PY) -m pytest -m site tests
+
+student: $(INSTALLED)
+	$(PY) -m scripts.make_student --out $(BUILD)/student
+
+# Measured ratios (never absolute times in tests); results in benchmarks/results.json.
+bench: $(INSTALLED)
+	$(PY) -m benchmarks.run $(SECTIONS)
+
+lab: $(INSTALLED)
+	$(VENV)/bin/jupyter lab --ip=127.0.0.1 --no-browser
+
+clean:
+	rm -rf $(BUILD) .pytest_cache
+	find . -name __pycache__ -type d -prune -not -path './.venv/*' -exec rm -rf {} +

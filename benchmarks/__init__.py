@@ -1,0 +1,1 @@
+"""Benchmarks of the course (`make bench`); see benchmarks/run.py."""

@@ -1,0 +1,1 @@
+"""Maintenance scripts of the course (asset preparation, checks, student versions, the book)."""
