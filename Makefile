@@ -23,10 +23,10 @@ export MPLBACKEND := Agg
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
 BUILD := _build
-STAGE := $(BUILD)/src
+STAGE := _stage
 STATUS_FILE := $(BUILD)/notebook-status.json
 EXECUTED := $(BUILD)/.executed
-NB_SOURCES := $(shell find modules labs -name '*.py' -not -path '*/.ipynb_checkpoints/*' -print0 2>/dev/null | xargs -0 -r grep -l -m1 '^#     format_name: percent' 2>/dev/null | sort)
+NB_SOURCES := $(shell find modules labs -name '*.py' -not -path '*/.ipynb_checkpoints/*' -print0 2>/dev/null | xargs -0 -r grep -l -E -m1 '^#[[:space:]]+format_name: percent' 2>/dev/null | sort)
 NOTEBOOKS := $(NB_SOURCES:.py=.ipynb)
 BOOK_INPUTS := $(NOTEBOOKS) _config.yml _toc.yml intro.md $(shell find modules labs -name '*.md' 2>/dev/null)
 LIB_INPUTS := $(shell find shared scripts -name '*.py' 2>/dev/null) requirements.txt $(shell find data -maxdepth 2 -type f -not -path 'data/cache/*' 2>/dev/null)
@@ -58,6 +58,7 @@ $(INSTALLED): requirements.txt pyproject.toml
 
 notebooks: $(INSTALLED)
 	@test -n "$(NB_SOURCES)" || { echo "no notebook sources found"; exit 1; }
+	$(PY) -m scripts.colab_cell $(NB_SOURCES)
 	$(VENV)/bin/jupytext --quiet --to ipynb --update $(NB_SOURCES)
 	$(PY) -m scripts.strip_outputs $(NOTEBOOKS)
 
@@ -84,7 +85,7 @@ $(EXECUTED): $(INSTALLED) $(BOOK_INPUTS) $(LIB_INPUTS)
 
 book: $(EXECUTED)
 	$(PY) -m scripts.write_status_page $(STATUS_FILE) $(STAGE)/status.md
-	$(VENV)/bin/jupyter-book build --warningiserror --keep-going --path-output $(BUILD) $(STAGE)
+	$(VENV)/bin/jupyter-book build --warningiserror --keep-going --path-output . $(STAGE)
 	@echo "The site is in $(BUILD)/html/index.html"
 
 # Checks that need the built site: the browser test and the student-version test.

@@ -248,6 +248,14 @@ def check_anatomy(nb_path: Path, root: Path | None = None) -> list[str]:
     for phrase in ("Learning objectives", "Prerequisites", "Estimated time"):
         if phrase.lower() not in markdown.lower():
             problems.append(f"{name}: no '{phrase}' in the introduction")
+    colab = [c for c in cells if "colab" in _tags(c)]
+    if root is not None and (root / "_config.yml").exists():
+        from scripts.colab_cell import cell_source, repository_url
+
+        expected_colab = cell_source(repository_url(root))
+        if len(colab) != 1 or source(colab[0]).strip() != expected_colab.strip():
+            problems.append(f"{name}: needs exactly one code cell tagged 'colab' with the text that "
+                            "`make notebooks` writes (scripts/colab_cell.py)")
     if "seed_everything(" not in code or "environment_summary(" not in code:
         problems.append(
             f"{name}: the setup cell must call shared.seed_everything(...) and print "

@@ -1,4 +1,4 @@
-"""Copy the book's sources into a scratch folder (default _build/src).
+"""Copy the book's sources into a scratch folder (default _stage/; nbmake skips any path with a "_build" part).
 
 The notebook run executes the staged copies in place (`nbmake --overwrite`), and Jupyter Book
 builds the site from them with `execute_notebooks: off`. So every notebook is executed once per
@@ -48,7 +48,7 @@ def stage(dest: Path, root: Path = REPO_ROOT) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("dest", type=Path, nargs="?", default=REPO_ROOT / "_build" / "src")
+    parser.add_argument("dest", type=Path, nargs="?", default=REPO_ROOT / "_stage")
     args = parser.parse_args(argv)
     count = stage(args.dest.resolve())
     print(f"staged {count} files in {args.dest}")

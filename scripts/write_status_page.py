@@ -1,6 +1,6 @@
 """Write the book's status page from the notebook run's status file.
 
-    python -m scripts.write_status_page _build/notebook-status.json _build/src/status.md
+    python -m scripts.write_status_page _build/notebook-status.json _stage/status.md
 
 The page lists every notebook's last outcome and execution time, the hardware it ran on and the
 versions of the key libraries, in the manner of QuantEcon's lecture status pages.

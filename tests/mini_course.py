@@ -10,6 +10,8 @@ from pathlib import Path
 
 import jupytext
 
+from scripts.colab_cell import rewrite as rewrite_colab_cell
+
 NOTEBOOK_SOURCE = '''# ---
 # jupyter:
 #   jupytext:
@@ -31,6 +33,9 @@ NOTEBOOK_SOURCE = '''# ---
 # - add numbers
 #
 # **Prerequisites:** none. **Estimated time:** 1 minute.
+
+# %% tags=["colab"]
+# (rewritten by scripts.colab_cell)
 
 # %%
 import shared
@@ -115,7 +120,9 @@ def make_mini_course(root: Path) -> Path:
     (root / "intro.md").write_text("# Demo course\n")
     (root / "_toc.yml").write_text(TOC)
     (module / "index.md").write_text("# Module 00: demo\n")
+    (root / "_config.yml").write_text("repository:\n  url: https://github.com/example/course\n")
     src = module / "01-demo.py"
     src.write_text(NOTEBOOK_SOURCE)
+    rewrite_colab_cell(src, "https://github.com/example/course")
     jupytext.write(jupytext.read(src), module / "01-demo.ipynb", fmt="ipynb")
     return root

@@ -101,3 +101,16 @@ def test_find_exercises_groups_cells(mini_course: Path) -> None:
     assert [e.title for e in exercises] == ["### Exercise 1: add", "### Exercise 2: a constant",
                                             "### Exercise 3: double"]
     assert all(len(e.solution_indices) == 1 and len(e.check_indices) == 1 for e in exercises)
+
+
+def test_colab_cell_follows_the_repository_url(mini_course: Path) -> None:
+    from scripts.colab_cell import rewrite
+
+    src = mini_course / "modules" / "00-demo" / "01-demo.py"
+    assert "https://github.com/example/course" in src.read_text()
+    config = mini_course / "_config.yml"
+    config.write_text(config.read_text().replace("example/course", "fork/course"))
+    assert any("tagged 'colab'" in p for p in course_checks.check_anatomy(src, mini_course))
+    assert rewrite(src, "https://github.com/fork/course") is True
+    assert course_checks.check_anatomy(src, mini_course) == []
+    assert rewrite(src, "https://github.com/fork/course") is False  # idempotent
