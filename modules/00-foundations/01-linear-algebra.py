@@ -550,8 +550,8 @@ passed("Exercise 4")
 # - Attention is $\mathrm{softmax}(QK^\top/\sqrt{d_k})V$: two matrix products and a softmax, equal
 #   to PyTorch's `scaled_dot_product_attention` to within float rounding.
 #
-# Next in this module: probability for language models, where the softmax becomes a
-# distribution over the next token.
+# Next in this module: [probability for language models](02-probability), where the softmax
+# becomes a distribution over the next token.
 #
 # ## References
 #
