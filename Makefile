@@ -23,7 +23,6 @@ export TRANSFORMERS_NO_ADVISORY_WARNINGS := 1
 export TOKENIZERS_PARALLELISM := false
 export TQDM_DISABLE := 1
 export PYTHONHASHSEED := 0
-export MPLBACKEND := Agg
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
 BUILD := _build
@@ -32,11 +31,11 @@ STATUS_FILE := $(BUILD)/notebook-status.json
 EXECUTED := $(BUILD)/.executed
 NB_SOURCES := $(shell find modules labs -name '*.py' -not -path '*/.ipynb_checkpoints/*' -print0 2>/dev/null | xargs -0 -r grep -l -E -m1 '^#[[:space:]]+format_name: percent' 2>/dev/null | sort)
 NOTEBOOKS := $(NB_SOURCES:.py=.ipynb)
-BOOK_INPUTS := $(NOTEBOOKS) _config.yml _toc.yml intro.md $(shell find modules labs -name '*.md' 2>/dev/null)
+BOOK_INPUTS := $(NOTEBOOKS) _config.yml _toc.yml intro.md $(shell find modules labs -name '*.md' 2>/dev/null) $(shell find _static -type f 2>/dev/null)
 LIB_INPUTS := $(shell find shared scripts -name '*.py' 2>/dev/null) requirements.txt $(shell find data -maxdepth 2 -type f -not -path 'data/cache/*' 2>/dev/null)
 CELL_TIMEOUT := 180
 
-.PHONY: help install notebooks test test-unit test-notebooks test-site book bench student clean lab
+.PHONY: help install notebooks test test-unit test-notebooks test-site test-students browser book bench student clean lab models
 
 help:
 	@echo "make test       install, then unit tests, structure checks, every notebook, the book and site checks"
@@ -44,6 +43,8 @@ help:
 	@echo "make install    create .venv with the exact pins of requirements.txt and the offline assets"
 	@echo "make notebooks  regenerate every .ipynb from its .py source (one way)"
 	@echo "make student    write student versions (solutions stubbed) to _build/student"
+	@echo "make test-students  execute the student version of every notebook: every check must fail"
+	@echo "make browser    make sure a headless Chromium is available for the site test"
 	@echo "make bench      run the benchmarks and write benchmarks/results.json"
 	@echo "make lab        start JupyterLab on 127.0.0.1 with the course environment"
 	@echo "make clean      remove build outputs (keeps .venv and data/cache)"
@@ -74,6 +75,7 @@ notebooks: $(SETUP)
 	$(PY) -m scripts.strip_outputs $(NOTEBOOKS)
 
 test: $(SETUP)
+	$(MAKE) browser
 	$(MAKE) test-unit
 	$(MAKE) test-notebooks
 	$(MAKE) book
@@ -94,15 +96,38 @@ $(EXECUTED): $(SETUP) $(BOOK_INPUTS) $(LIB_INPUTS)
 		$(STAGE)/modules $(wildcard $(STAGE)/labs)
 	touch $@
 
+# The website, from the executed notebooks in $(STAGE): MathJax served by the site (fetched once
+# with npm into data/cache/site, sha256-checked), the status page, exercise and solution blocks
+# written from the cell tags, then Jupyter Book with warnings as errors, from scratch.
+# `make book BOOK_SOLUTIONS=hidden` publishes the site without the solutions.
 book: $(EXECUTED)
+	$(PY) -m scripts.site_assets $(STAGE)
 	$(PY) -m scripts.write_status_page $(STATUS_FILE) $(STAGE)/status.md
+	$(PY) -m scripts.book_transform prepare $(STAGE) --solutions $(or $(BOOK_SOLUTIONS),dropdown)
+	rm -rf $(BUILD)/html $(BUILD)/.doctrees $(BUILD)/jupyter_execute
 	$(VENV)/bin/jupyter-book build --warningiserror --keep-going --path-output . $(STAGE)
+	$(PY) -m scripts.book_transform publish $(STAGE) $(BUILD)/html --solutions $(or $(BOOK_SOLUTIONS),dropdown)
 	@echo "The site is in $(BUILD)/html/index.html"
 
-# Checks that need the built site: the browser test and the student-version test.
-test-site: $(SETUP)
+# Checks that need the built site and the notebook run: links, launch buttons, exercise blocks and
+# pages in headless Chromium (tests/test_site.py, screenshots in $(BUILD)/screenshots), and the
+# student versions of a sample of notebooks (tests/test_student.py).
+test-site: $(SETUP) browser
 	$(PY) -m pytest -m site tests
 
+# Every notebook's student version: all its checks fail (slow: executes every notebook again).
+test-students: $(EXECUTED)
+	STUDENT_CHECK_ALL=1 $(PY) -m pytest -m site tests/test_student.py
+
+# Headless Chromium and chromedriver for the site test: apt-get installs Debian's packages if they
+# are missing; CHROMIUM=/path and CHROMEDRIVER=/path use an installed Chrome instead.
+browser:
+	scripts/install_browser.sh
+
+.PHONY: test-students browser
+
+# Student versions of every notebook (solutions stubbed) with the labs' briefs and files, and one
+# zip per module and lab in $(BUILD)/student/zips.
 student: $(SETUP)
 	$(PY) -m scripts.make_student --out $(BUILD)/student
 

@@ -10,30 +10,44 @@ is replaced by a stub at the same indentation:
 
 Everything else (the brief, starter code, checks) is kept, and outputs are cleared.
 
-    python -m scripts.make_student [--out _build/student] [notebook.ipynb ...]
+    python -m scripts.make_student [--out _build/student]      # the whole course, plus zips
+    python -m scripts.make_student [--out DIR] notebook.ipynb ...
 
-Without notebook arguments, every notebook under modules/ and labs/ is converted.
-Used by: `make student`, tests/test_student.py.
+Without notebook arguments, the output folder is written afresh with the student version of every
+notebook under modules/ and labs/, at the same paths; each lab also keeps its brief (README.md)
+and its other files, and each module its index page. The `.py` sources, which hold the solutions,
+are never copied. One zip per module and per lab goes to ``<out>/zips/`` (e.g.
+``modules-00-foundations.zip``, ``labs-<name>.zip``), ready to hand out. Every file written is
+checked to contain no ``# BEGIN SOLUTION`` marker.
+
+``student_sample`` chooses the notebooks whose student versions `make test` verifies, and
+``verify_student_version`` executes one and reports any check that does not fail.
+Used by: `make student`, `make test-students`, tests/test_student.py, scripts/book_transform.py.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import math
+import shutil
 import sys
+import zipfile
 from pathlib import Path
 
 import nbformat
 
-from scripts.course_checks import SOLUTION_BEGIN, SOLUTION_END, notebook_files
+from scripts.course_checks import SOLUTION_BEGIN, SOLUTION_END, is_notebook_source, notebook_files
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 STUB_FUNCTION = 'raise NotImplementedError("Exercise: write your solution here")'
 STUB_TOP_LEVEL = "# Exercise: write your solution here."
+SKIPPED_PARTS = {".ipynb_checkpoints", "__pycache__", "_build"}
+ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
 
 class StudentVersionError(ValueError):
-    """A solution cell cannot be turned into a stub (unbalanced markers)."""
+    """A solution cell cannot be turned into a stub (unbalanced markers), or a solution leaked."""
 
 
 def stub_solution(source: str, where: str = "cell") -> str:
@@ -72,7 +86,10 @@ def student_notebook(nb: nbformat.NotebookNode, name: str = "notebook") -> nbfor
     return student
 
 
-def write_student_versions(notebooks: list[Path], out_dir: Path, root: Path = REPO_ROOT) -> list[Path]:
+def write_student_versions(
+    notebooks: list[Path], out_dir: Path, root: Path = REPO_ROOT
+) -> list[Path]:
+    """Write each notebook's student version to ``out_dir``, at its path relative to ``root``."""
     written = []
     for path in notebooks:
         path = path.resolve()
@@ -85,19 +102,114 @@ def write_student_versions(notebooks: list[Path], out_dir: Path, root: Path = RE
     return written
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=REPO_ROOT / "_build" / "student")
-    parser.add_argument("notebooks", nargs="*", type=Path)
-    args = parser.parse_args(argv)
-    notebooks = args.notebooks or notebook_files(REPO_ROOT)
-    written = write_student_versions(notebooks, args.out.resolve())
-    print(f"wrote {len(written)} student notebooks to {args.out}")
-    return 0
+def course_groups(root: Path) -> list[Path]:
+    """The module and lab folders with notebooks (``modules/NN-slug``, ``labs/name``), sorted."""
+    groups = {
+        path.relative_to(root).parts[:2]
+        for path in notebook_files(root)
+        if len(path.relative_to(root).parts) > 2
+    }
+    return sorted(root.joinpath(*parts) for parts in groups)
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def _companion_files(group: Path) -> list[Path]:
+    """The files of a module or lab folder that go to students as they are: briefs, index pages,
+    data and helper code; not notebooks (their student versions go instead), not jupytext
+    sources (they hold the solutions)."""
+    files = []
+    for path in sorted(group.rglob("*")):
+        if not path.is_file() or SKIPPED_PARTS & set(path.relative_to(group).parts):
+            continue
+        if path.suffix == ".ipynb" or is_notebook_source(path) or path.suffix == ".pyc":
+            continue
+        files.append(path)
+    return files
+
+
+def check_no_solutions(paths: list[Path]) -> None:
+    """Raise StudentVersionError if any of ``paths`` still contains a solution marker."""
+    leaked = [
+        str(p) for p in paths if SOLUTION_BEGIN in p.read_text(encoding="utf-8", errors="replace")
+    ]
+    if leaked:
+        raise StudentVersionError(f"solutions left in the student files: {leaked}")
+
+
+def write_student_course(root: Path, out_dir: Path) -> tuple[list[Path], list[Path]]:
+    """Write the student version of every module and lab to ``out_dir``, and one zip of each.
+
+    Returns (files written, zips written). ``out_dir`` is emptied first.
+    """
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    files: list[Path] = []
+    zips: list[Path] = []
+    for group in course_groups(root):
+        notebooks = [p for p in notebook_files(root) if group in p.parents]
+        group_files = write_student_versions(notebooks, out_dir, root)
+        for path in _companion_files(group):
+            target = out_dir / path.relative_to(root)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, target)
+            group_files.append(target)
+        check_no_solutions(group_files)
+        relative = group.relative_to(root)
+        archive = out_dir / "zips" / f"{'-'.join(relative.parts)}.zip"
+        archive.parent.mkdir(parents=True, exist_ok=True)
+        with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
+            for path in sorted(group_files):
+                # Paths in the zip start at the module or lab folder: 00-foundations/01-x.ipynb.
+                # A fixed date makes the zip depend on the contents only.
+                entry = zipfile.ZipInfo(str(path.relative_to(out_dir / relative.parent)), ZIP_DATE)
+                entry.compress_type = zipfile.ZIP_DEFLATED
+                entry.external_attr = 0o644 << 16
+                bundle.writestr(entry, path.read_bytes())
+        files += group_files
+        zips.append(archive)
+    return files, zips
+
+
+# --------------------------------------------------------------------------------------------
+# Which notebooks `make test` verifies
+# --------------------------------------------------------------------------------------------
+
+SAMPLE_BUDGET_S = 180.0
+DURATION_BUCKET_S = 5.0
+
+
+def student_sample(root: Path, status: dict | None, budget_s: float = SAMPLE_BUDGET_S) -> list[str]:
+    """The notebooks (paths relative to ``root``) whose student versions `make test` verifies.
+
+    One per module and per lab: the fastest one that passed in the last notebook run (``status``
+    is the run's status file, `_build/notebook-status.json`). Times are rounded up to 5 s so that
+    noise does not swap two similar notebooks; ties go to the first name. Without a status entry,
+    a folder's first notebook by name stands in. Modules and labs are then taken, fastest first,
+    while their summed times stay within ``budget_s``, so `make test` stays bounded as the course
+    grows; at least one notebook is always taken. `make test-students` verifies every notebook.
+    The result is deterministic for a given course and status file, and sorted.
+    """
+    runs = (status or {}).get("notebooks", {})
+
+    def cost(rel: str) -> float:
+        entry = runs.get(rel)
+        if not entry or entry.get("outcome") != "passed":
+            return math.inf
+        return math.ceil(entry["duration_s"] / DURATION_BUCKET_S) * DURATION_BUCKET_S
+
+    picks = []
+    for group in course_groups(root):
+        names = [str(p.relative_to(root)) for p in notebook_files(root) if group in p.parents]
+        fastest = min(names, key=lambda rel: (cost(rel), rel))
+        picks.append((cost(fastest), fastest))
+    picks.sort()
+    chosen, spent = [], 0.0
+    for seconds, rel in picks:
+        estimate = 0.0 if math.isinf(seconds) else seconds
+        if chosen and spent + estimate > budget_s:
+            break
+        chosen.append(rel)
+        spent += estimate
+    return sorted(chosen)
 
 
 # --------------------------------------------------------------------------------------------
@@ -111,8 +223,13 @@ def execute(nb: nbformat.NotebookNode, cwd: Path, timeout: int = 180) -> nbforma
     """Execute ``nb`` in a fresh kernel with cwd ``cwd``, keeping going past errors."""
     from nbclient import NotebookClient
 
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=True,
-                            resources={"metadata": {"path": str(cwd)}})
+    client = NotebookClient(
+        nb,
+        timeout=timeout,
+        kernel_name="python3",
+        allow_errors=True,
+        resources={"metadata": {"path": str(cwd)}},
+    )
     client.execute()
     return nb
 
@@ -146,3 +263,28 @@ def verify_student_version(path: Path, timeout: int = 180) -> list[str]:
                 f"{' or '.join(ACCEPTED_STUDENT_ERRORS)} (add a placeholder before the solution)"
             )
     return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "_build" / "student")
+    parser.add_argument("notebooks", nargs="*", type=Path)
+    args = parser.parse_args(argv)
+    out = args.out.resolve()
+    if args.notebooks:
+        written = write_student_versions(args.notebooks, out)
+        check_no_solutions(written)
+        print(f"wrote {len(written)} student notebooks to {args.out}")
+        return 0
+    files, zips = write_student_course(REPO_ROOT, out)
+    notebooks = sum(p.suffix == ".ipynb" for p in files)
+    print(
+        f"wrote {notebooks} student notebooks and {len(files) - notebooks} other files "
+        f"to {args.out}, "
+        f"and {len(zips)} zips (one per module and lab) to {args.out / 'zips'}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
