@@ -90,7 +90,8 @@ def environment_summary(*packages: str) -> str:
         if device.type == "cuda":
             where = f"cuda ({torch.cuda.get_device_name(0)})"
         else:
-            where = f"cpu ({torch.get_num_threads()} threads, {os.cpu_count()} cores)"
+            threads = torch.get_num_threads()
+            where = f"cpu ({threads} thread{'s' if threads != 1 else ''}, {os.cpu_count()} cores)"
         parts += [f"torch {torch.__version__}", f"device {where}"]
     parts += [f"{name} {_version(name)}" for name in packages if name != "torch"]
     return " | ".join(parts)
