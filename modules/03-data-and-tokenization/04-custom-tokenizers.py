@@ -60,8 +60,6 @@ if "google.colab" in sys.modules:
 
 
 # %%
-import gettext
-import importlib.util
 import random
 import warnings
 from collections.abc import Callable
@@ -71,7 +69,7 @@ import matplotlib.pyplot as plt
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 import shared
-from shared.assets import corpus, gpt2_tokenizer, humaneval, tiktoken_encoding
+from shared.assets import corpus, gpt2_tokenizer, humaneval, tiktoken_encoding, translations
 
 warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm without ipywidgets
 shared.seed_everything(0)
@@ -271,11 +269,7 @@ print(f"code 4000 needs {extra:.0%} more tokens than o200k_base on this code, wi
 # random 80% and test on the rest. The three general tokenizers are measured first.
 
 # %%
-sphinx_folder = Path(importlib.util.find_spec("sphinx").origin).parent
-catalogue = sphinx_folder / "locale" / "hi" / "LC_MESSAGES" / "sphinx.mo"
-with open(catalogue, "rb") as handle:
-    translations = gettext.GNUTranslations(handle)._catalog
-hindi = sorted(v for k, v in translations.items() if isinstance(k, str) and k and v and v != k)
+hindi = sorted(translations("hi").values())  # English message -> Hindi, from shared.assets
 random.Random(0).shuffle(hindi)
 split = int(0.8 * len(hindi))
 hindi_train, hindi_test = hindi[:split], hindi[split:]
