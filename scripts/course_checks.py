@@ -54,6 +54,11 @@ def notebook_files(root: Path) -> list[Path]:
     return sorted(found)
 
 
+def _sources_in(folder: Path) -> list[Path]:
+    """The notebook sources directly inside ``folder``."""
+    return sorted(p for p in folder.glob("*.py") if is_notebook_source(p))
+
+
 def _ignored(path: Path) -> bool:
     return any(part in {".ipynb_checkpoints", "_build", "__pycache__"} for part in path.parts)
 
@@ -178,13 +183,13 @@ def check_modules(root: Path) -> list[str]:
             continue
         if not (folder / "index.md").exists():
             problems.append(f"modules/{folder.name}: no index.md")
-        for src in notebook_sources(folder):
-            if src.parent == folder and not NOTEBOOK_RE.match(src.stem):
+        for src in _sources_in(folder):
+            if not NOTEBOOK_RE.match(src.stem):
                 problems.append(f"{src.relative_to(root)}: expected a name like 01-slug.py")
     for lab in sorted(p for p in (root / "labs").glob("*") if p.is_dir() and not _ignored(p)):
         if not (lab / "README.md").exists():
             problems.append(f"labs/{lab.name}: no README.md (the lab brief)")
-        if not notebook_sources(lab):
+        if not _sources_in(lab):
             problems.append(f"labs/{lab.name}: no notebook")
     return problems
 

@@ -114,3 +114,19 @@ def test_colab_cell_follows_the_repository_url(mini_course: Path) -> None:
     assert rewrite(src, "https://github.com/fork/course") is True
     assert course_checks.check_anatomy(src, mini_course) == []
     assert rewrite(src, "https://github.com/fork/course") is False  # idempotent
+
+
+def test_badly_named_notebook_fails(mini_course: Path) -> None:
+    module = mini_course / "modules" / "00-demo"
+    (module / "01-demo.py").rename(module / "Demo Notebook.py")
+    assert any("expected a name like 01-slug.py" in p for p in course_checks.check_modules(mini_course))
+
+
+def test_lab_needs_a_brief_and_a_notebook(mini_course: Path) -> None:
+    lab = mini_course / "labs" / "demo-lab"
+    lab.mkdir()
+    assert set(course_checks.check_modules(mini_course)) == {
+        "labs/demo-lab: no README.md (the lab brief)", "labs/demo-lab: no notebook"}
+    (lab / "README.md").write_text("# Lab: demo\n")
+    (lab / "demo-lab.py").write_text((mini_course / "modules/00-demo/01-demo.py").read_text())
+    assert course_checks.check_modules(mini_course) == []
