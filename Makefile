@@ -46,6 +46,7 @@ help:
 	@echo "make test-students  execute the student version of every notebook: every check must fail"
 	@echo "make browser    make sure a headless Chromium is available for the site test"
 	@echo "make bench      run the benchmarks and write benchmarks/results.json"
+	@echo "make models     retrain the course's reference models into data/checkpoints (slow: see their READMEs)"
 	@echo "make lab        start JupyterLab on 127.0.0.1 with the course environment"
 	@echo "make clean      remove build outputs (keeps .venv and data/cache)"
 
@@ -134,6 +135,11 @@ student: $(SETUP)
 # Measured ratios (never absolute times in tests); results in benchmarks/results.json.
 bench: $(SETUP)
 	$(PY) -m benchmarks.run $(SECTIONS)
+
+# The course's trained checkpoints (data/checkpoints/<name>/, committed): one CPU thread and a fixed
+# seed, so a rerun on the same kind of CPU and library versions reproduces the weights.
+models: $(SETUP)
+	$(PY) -m scripts.train_course_models
 
 lab: $(SETUP)
 	$(VENV)/bin/jupyter lab --ip=127.0.0.1 --no-browser

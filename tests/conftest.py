@@ -38,3 +38,17 @@ def repo_root() -> Path:
 def mini_course(tmp_path: Path) -> Path:
     """A tiny, valid course (one module, one notebook) in a temporary folder, to break in tests."""
     return make_mini_course(tmp_path / "course")
+
+
+@pytest.fixture
+def one_thread():
+    """Run a test on one torch thread: tiny models run fastest so, and do not fight other jobs.
+
+    Test modules opt in with ``pytestmark = pytest.mark.usefixtures("one_thread")``.
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

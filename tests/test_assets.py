@@ -82,7 +82,10 @@ def test_import_is_light() -> None:
 
 
 def test_registry_records_source_license_and_checksum() -> None:
-    assert len(assets.ASSETS) == 10
+    assert sorted(assets.ASSETS) == [
+        "SmolLM2-135M-Instruct", "all-MiniLM-L6-v2", "cl100k_base", "gpt2-bpe", "humaneval",
+        "o200k_base", "sentiment", "shakespeare", "sphinx-translations", "tinyshakespeare",
+        "whisper-tiny.en"]
     for name, asset in assets.ASSETS.items():
         assert asset.name == name
         assert len(asset.sha256) == 64 and int(asset.sha256, 16) >= 0

@@ -25,13 +25,7 @@ from shared.models import GPT, CausalSelfAttention, GPTConfig, KVCache
 VOCAB = 53
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread, and then do not fight other jobs for the cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny(**overrides: object) -> GPTConfig:
