@@ -30,6 +30,7 @@ __all__ = [
 # `import shared` stays fast and torch-free.
 _LAZY_SUBMODULES = frozenset(
     {
+        "agents",
         "assets",
         "attention",
         "checkpoints",
@@ -43,6 +44,7 @@ _LAZY_SUBMODULES = frozenset(
         "moe",
         "paths",
         "plotting",
+        "serving",
         "training",
     }
 )
