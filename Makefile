@@ -87,6 +87,8 @@ test-unit: $(SETUP)
 	$(PY) -m pytest -m "not site" tests
 
 # Every notebook under nbmake, executed once in the staged copy that the book is built from.
+# (The labs path is decided from labs/, not $(STAGE)/labs: make expands the recipe's functions
+# before stage_book has created $(STAGE) on a fresh clone.)
 test-notebooks: $(EXECUTED)
 
 $(EXECUTED): $(SETUP) $(BOOK_INPUTS) $(LIB_INPUTS)
@@ -94,7 +96,7 @@ $(EXECUTED): $(SETUP) $(BOOK_INPUTS) $(LIB_INPUTS)
 	$(PY) -m scripts.stage_book $(STAGE)
 	$(PY) -m pytest -p scripts.nb_plugin --nbmake --nbmake-timeout=$(CELL_TIMEOUT) --overwrite \
 		--status-file=$(STATUS_FILE) --notebook-root=$(STAGE) -o addopts="-ra" --durations=0 \
-		$(STAGE)/modules $(wildcard $(STAGE)/labs)
+		$(STAGE)/modules $(if $(wildcard labs),$(STAGE)/labs)
 	touch $@
 
 # The website, from the executed notebooks in $(STAGE): MathJax served by the site (fetched once

@@ -164,6 +164,22 @@ def render(status: dict, book: Path | None = None) -> str:
     return "\n".join(lines)
 
 
+def missing_notebooks(status: dict, book: Path) -> list[str]:
+    """Notebooks of the staged ``book`` (under modules/ and labs/) that the run did not report.
+
+    A notebook that was never collected (a path left out of the pytest command) would otherwise
+    go unnoticed: the book would show it unexecuted and this page would not list it.
+    """
+    reported = set(status.get("notebooks", {}))
+    found = sorted(
+        str(path.relative_to(book))
+        for folder in ("modules", "labs")
+        for path in (book / folder).rglob("*.ipynb")
+        if ".ipynb_checkpoints" not in path.parts
+    )
+    return [key for key in found if key not in reported]
+
+
 def main(argv: list[str]) -> int:
     if len(argv) != 2:
         print(__doc__, file=sys.stderr)
@@ -176,6 +192,15 @@ def main(argv: list[str]) -> int:
         )
         return 1
     status = json.loads(src.read_text(encoding="utf-8"))
+    missing = missing_notebooks(status, dest.parent)
+    if missing:
+        print(
+            f"the notebook run in {src} has no result for {len(missing)} notebook(s) of the book: "
+            + ", ".join(missing)
+            + "; every notebook must be executed (see the test-notebooks target)",
+            file=sys.stderr,
+        )
+        return 1
     dest.write_text(render(status, dest.parent), encoding="utf-8")
     print(f"wrote {dest}")
     return 0

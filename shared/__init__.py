@@ -11,12 +11,19 @@ d2l's `#@save` index, so a reader can go from the library back to the lessons.
 from __future__ import annotations
 
 import importlib
+import warnings
 from typing import TYPE_CHECKING, Any
 
 from shared.env import environment_summary, get_device, seed_everything
 from shared.paths import DATA_DIR, REPO_ROOT
 
 __version__ = "0.1.0"
+
+# transformers and sentence-transformers import `tqdm.auto`, which in a Jupyter kernel without
+# ipywidgets (the course does not install it; bars fall back to text or are off) warns
+# "IProgress not found" on stderr. The warning says nothing about the lesson, so it is silenced
+# here for imports that happen after `import shared` (for example inside `shared.assets`).
+warnings.filterwarnings("ignore", message="IProgress not found")
 
 __all__ = [
     "DATA_DIR",

@@ -18,6 +18,7 @@ the browser's, which needs Chromium.
 from __future__ import annotations
 
 import base64
+import json
 import re
 import shutil
 import subprocess
@@ -41,6 +42,8 @@ from scripts import (
 from scripts.book_transform import label_stem
 from scripts.make_student import STUB_FUNCTION, student_notebook
 from scripts.nb_plugin import notebook_requires_gpu
+from scripts.write_status_page import main as write_status_main
+from scripts.write_status_page import missing_notebooks
 from scripts.write_status_page import render as render_status
 from tests.mini_course import make_mini_course
 
@@ -333,7 +336,9 @@ def test_page_renders_without_console_errors(kind: str, page: str, base_url: str
             )
             body = solution.find_element(By.CSS_SELECTOR, "section")
             assert not body.is_displayed(), "the collapsed solution's code is visible"
-            solution.find_element(By.CSS_SELECTOR, ".admonition-title").click()
+            # The toggle button ("Click to show"), not the title's centre: sphinx-exercise puts a
+            # link to the exercise in the title, and a click on that link navigates instead.
+            solution.find_element(By.CSS_SELECTOR, "button.toggle-button").click()
             WebDriverWait(driver, 5).until(
                 lambda _: body.is_displayed(), "the solution does not open on a click"
             )
@@ -605,6 +610,26 @@ def test_status_page_groups_by_module_and_marks_the_budget() -> None:
     assert "- **Over the budget:** modules/00-a/01-x\n" in page
     assert "| labs/big/01-z | skipped (requires: gpu) | - | - |" in page
     assert "1 min 20 s" in page  # the total of the executed notebooks
+
+
+def test_status_page_refuses_a_run_that_left_out_notebooks(tmp_path: Path, capsys) -> None:
+    book = tmp_path / "stage"
+    for key in ("modules/00-a/01-x.ipynb", "labs/demo/demo.ipynb"):
+        (book / key).parent.mkdir(parents=True, exist_ok=True)
+        (book / key).write_text("{}")
+    (book / "labs/demo/.ipynb_checkpoints").mkdir()
+    (book / "labs/demo/.ipynb_checkpoints/demo-checkpoint.ipynb").write_text("{}")
+    status = {"notebooks": {"modules/00-a/01-x.ipynb": {"outcome": "passed", "duration_s": 1.0}}}
+    assert missing_notebooks(status, book) == ["labs/demo/demo.ipynb"]
+    status_file = tmp_path / "status.json"
+    status_file.write_text(json.dumps(status))
+    assert write_status_main([str(status_file), str(book / "status.md")]) == 1
+    assert "labs/demo/demo.ipynb" in capsys.readouterr().err
+    assert not (book / "status.md").exists()
+    status["notebooks"]["labs/demo/demo.ipynb"] = {"outcome": "passed", "duration_s": 2.0}
+    status_file.write_text(json.dumps(status))
+    assert write_status_main([str(status_file), str(book / "status.md")]) == 0
+    assert "labs/demo/demo" in (book / "status.md").read_text()
 
 
 @pytest.mark.slow

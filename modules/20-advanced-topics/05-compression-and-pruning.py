@@ -893,7 +893,8 @@ passed("Exercise 4")
 #   accuracy up to 75% pruning, random ones lost it from the start.
 # - Zeros are not free: the unstructured model ran at the dense model's speed, a CSR product at
 #   50% sparsity was slower than dense, and only the structured models, with genuinely smaller
-#   matrices, ran faster (about 1.9x at 50%, 3x at 75%).
+#   matrices, ran faster (here about 2x at 50% and 3-4x at 75%; the table above has this run's
+#   measurement).
 # - On disk, a 50%-sparse matrix needs a compact index to save anything: CSR with 32-bit
 #   indices saved nothing, 16-bit indices 25%, a bitmask almost half.
 # - One epoch of training two layers, by fine-tuning or by distillation from the dense

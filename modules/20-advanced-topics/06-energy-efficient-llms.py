@@ -261,7 +261,8 @@ print(f"\nint8 vs fp32: {int8['tokens_per_s'] / fp32['tokens_per_s']:.2f}x the s
       f"{COUNTRY} grid at {grid_carbon_intensity(COUNTRY):.0f} g/kWh)")
 
 # %% [markdown]
-# The int8 model generates two to two and a half times as fast on this CPU and so, by the
+# The int8 model generates two to three times as fast on this CPU (the table gives this run's
+# ratio; it varies a little from run to run) and so, by the
 # estimate, uses less than half the energy per token: a decoder generating one sequence spends
 # its time reading weights, and int8 weights are a quarter of the bytes. The small model is
 # cheaper by another order of magnitude per token, and still several times cheaper than fp32
@@ -600,7 +601,7 @@ passed("Exercise 3")
 #   intensity. On this virtual machine codecarbon estimates the power (a TDP-based CPU share
 #   and modelled RAM), so the figures are estimates whose ratios, not absolute values, are
 #   the result. On hardware with RAPL counters or an NVIDIA GPU the same code measures.
-# - Dynamic int8 quantisation made SmolLM2 two to two and a half times as fast and, by the
+# - Dynamic int8 quantisation made SmolLM2 two to three times as fast and, by the
 #   estimate, less than half as costly per token, with less than half the bytes on disk; but it changed the greedy
 #   output from the first token and cost half a bit per character.
 # - The damage came from quantising activations with one scale per tensor: a few hidden
