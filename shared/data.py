@@ -13,7 +13,9 @@ The path every pretraining notebook follows:
 The samplers draw from their own ``torch.Generator`` and can save and restore their position
 (``state_dict`` / ``load_state_dict``), so `shared.training` resumes a run exactly.
 
-Used in: modules/03-data-and-tokenization, modules/04-llm-from-scratch,
+It also holds the toy English-to-French translation task of module 02 (:func:`toy_translation_pairs`).
+
+Used in: modules/02-transformer-architecture, modules/03-data-and-tokenization, modules/04-llm-from-scratch,
 modules/05-pretraining (01-pretraining-data, 02-next-token-prediction, 04-training-loop),
 `shared.training`, `shared.checkpoints`, scripts/train_course_models.py.
 """
@@ -21,6 +23,7 @@ modules/05-pretraining (01-pretraining-data, 02-next-token-prediction, 04-traini
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol, runtime_checkable
@@ -31,6 +34,7 @@ from torch.utils.data import DataLoader, Dataset
 from shared.paths import data_file
 
 __all__ = [
+    "TOY_TRANSLATION_SENTENCES",
     "BPETokenizer",
     "BatchSource",
     "BlockDataset",
@@ -46,6 +50,8 @@ __all__ = [
     "pad_sequences",
     "shakespeare_char_data",
     "train_bpe_tokenizer",
+    "toy_translation_pair",
+    "toy_translation_pairs",
     "train_val_split",
 ]
 
@@ -665,3 +671,104 @@ class RowBatchSampler:
             raise ValueError(f"expected a RowBatchSampler state, got kind={state.get('kind')!r}")
         self.seed, self.epoch, self.position = state["seed"], state["epoch"], state["position"]
         self._order = self._permutation(self.epoch)
+
+
+# --------------------------------------------------------------------------------------------
+# A toy English-to-French translation task (module 02)
+# --------------------------------------------------------------------------------------------
+
+# The grammar that modules/02-transformer-architecture/01-encoder-decoder writes out and explains:
+# subject-verb-object sentences whose French side needs adjective placement and agreement.
+_NOUNS = {  # English singular: (English plural, French singular, French plural, gender)
+    "cat": ("cats", "chat", "chats", "m"), "dog": ("dogs", "chien", "chiens", "m"),
+    "horse": ("horses", "cheval", "chevaux", "m"), "boy": ("boys", "garçon", "garçons", "m"),
+    "book": ("books", "livre", "livres", "m"), "mouse": ("mice", "souris", "souris", "f"),
+    "house": ("houses", "maison", "maisons", "f"), "car": ("cars", "voiture", "voitures", "f"),
+    "flower": ("flowers", "fleur", "fleurs", "f"), "girl": ("girls", "fille", "filles", "f"),
+}
+_ADJECTIVES = {  # English: ((masc. sg., fem. sg., masc. pl., fem. pl.), goes before the noun?)
+    "red": (("rouge", "rouge", "rouges", "rouges"), False),
+    "black": (("noir", "noire", "noirs", "noires"), False),
+    "green": (("vert", "verte", "verts", "vertes"), False),
+    "white": (("blanc", "blanche", "blancs", "blanches"), False),
+    "blue": (("bleu", "bleue", "bleus", "bleues"), False),
+    "big": (("grand", "grande", "grands", "grandes"), True),
+    "small": (("petit", "petite", "petits", "petites"), True),
+}
+_VERBS = {  # English singular: (English plural, French singular, French plural)
+    "sees": ("see", "voit", "voient"), "likes": ("like", "aime", "aiment"),
+    "follows": ("follow", "suit", "suivent"), "finds": ("find", "trouve", "trouvent"),
+    "eats": ("eat", "mange", "mangent"),
+}
+_DETERMINERS = [  # (English, plural?, definite?)
+    ("the", False, True), ("a", False, False), ("the", True, True), ("some", True, False),
+]
+_FRENCH_DETERMINER = {  # (plural?, definite?, gender) -> French
+    (False, True, "m"): "le", (False, True, "f"): "la", (False, False, "m"): "un",
+    (False, False, "f"): "une", (True, True, "m"): "les", (True, True, "f"): "les",
+    (True, False, "m"): "des", (True, False, "f"): "des",
+}
+# 4 determiners x (7 adjectives + none) x 10 nouns noun phrases, 5 verbs: distinct sentences.
+TOY_TRANSLATION_SENTENCES = (4 * 8 * 10) * 5 * (4 * 8 * 10)
+
+
+def _noun_phrase(rng: random.Random) -> tuple[list[str], list[str], bool]:
+    det, plural, definite = rng.choice(_DETERMINERS)
+    noun = rng.choice(list(_NOUNS))
+    en_plural, fr_singular, fr_plural, gender = _NOUNS[noun]
+    adjective = rng.choice([None, *_ADJECTIVES])
+    english = [det] + ([adjective] if adjective else []) + [en_plural if plural else noun]
+    fr_noun = fr_plural if plural else fr_singular
+    french = [_FRENCH_DETERMINER[(plural, definite, gender)]]
+    if adjective is None:
+        return english, french + [fr_noun], plural
+    forms, before = _ADJECTIVES[adjective]
+    form = forms[2 * plural + (gender == "f")]
+    if before and plural and not definite:
+        french = ["de"]  # "des" becomes "de" before a preceding plural adjective
+    return english, french + ([form, fr_noun] if before else [fr_noun, form]), plural
+
+
+def toy_translation_pair(rng: random.Random) -> tuple[str, str]:
+    """One random English sentence (subject, verb, object) and its French translation.
+
+    The grammar is module 02's toy translation task: ten nouns, seven adjectives (five follow
+    the noun in French, two precede it), five verbs, four determiners, with French gender and
+    number agreement. Draws from ``rng`` exactly as the notebook's own ``sentence_pair`` does.
+
+    Used in: modules/02-transformer-architecture (01-encoder-decoder, 02-decoder-only,
+    04-multi-head-attention).
+    """
+    if not isinstance(rng, random.Random):
+        raise TypeError(f"rng must be a random.Random, got {type(rng).__name__}")
+    subject_en, subject_fr, plural = _noun_phrase(rng)
+    object_en, object_fr, _ = _noun_phrase(rng)
+    verb = rng.choice(list(_VERBS))
+    en_plural, fr_singular, fr_plural = _VERBS[verb]
+    english = subject_en + [en_plural if plural else verb] + object_en
+    french = subject_fr + [fr_plural if plural else fr_singular] + object_fr
+    return " ".join(english), " ".join(french)
+
+
+def toy_translation_pairs(n: int, seed: int = 0) -> list[tuple[str, str]]:
+    """``n`` distinct (English, French) sentence pairs, in the order they are first drawn.
+
+    Pairs are drawn from ``random.Random(seed)`` with :func:`toy_translation_pair` until ``n``
+    distinct English sentences are found, so the first ``k`` pairs of a longer list are the
+    same for any ``n >= k``. The language has 512,000 sentences; ``n`` may not exceed a tenth
+    of that (drawing close to all of them would take very long).
+
+    Used in: modules/02-transformer-architecture (01-encoder-decoder, 02-decoder-only,
+    04-multi-head-attention).
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or not 0 < n <= TOY_TRANSLATION_SENTENCES // 10:
+        raise ValueError(
+            f"n must be an int from 1 to {TOY_TRANSLATION_SENTENCES // 10:,} "
+            f"(a tenth of the {TOY_TRANSLATION_SENTENCES:,} sentences), got {n!r}"
+        )
+    rng = random.Random(seed)
+    pairs: dict[str, str] = {}
+    while len(pairs) < n:
+        english, french = toy_translation_pair(rng)
+        pairs[english] = french
+    return list(pairs.items())

@@ -4,6 +4,7 @@ samplers against nanoGPT's ``get_batch`` formula and against themselves after a 
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,7 @@ from shared.data import (
     train_bpe_tokenizer,
     train_val_split,
 )
+from shared import data
 from shared.paths import data_file
 
 TEXT = "First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n"
@@ -268,3 +270,44 @@ def test_row_batch_sampler_covers_each_epoch_and_resumes() -> None:
         assert torch.equal(resumed.next_batch()[0], reference.next_batch()[0])
     with pytest.raises(ValueError, match="larger than the 7 rows"):
         RowBatchSampler(rows, batch_size=8)
+
+
+def test_toy_translation_pairs_are_distinct_deterministic_and_prefix_stable() -> None:
+    pairs = data.toy_translation_pairs(2000, seed=0)
+    assert len({english for english, _ in pairs}) == 2000
+    assert data.toy_translation_pairs(300, seed=0) == pairs[:300]
+    assert data.toy_translation_pairs(300, seed=1) != pairs[:300]
+    rng = random.Random(0)
+    assert data.toy_translation_pair(rng) == pairs[0]
+
+
+def test_toy_translation_follows_french_agreement_and_placement() -> None:
+    # Hand-written translations of noun phrases the grammar must produce.
+    expected = {
+        "the black mice": "les souris noires",  # feminine plural, adjective after the noun
+        "some small flowers": "de petites fleurs",  # "des" -> "de" before a plural adjective
+        "the big horses": "les grands chevaux",  # adjective before, irregular plural
+        "a white car": "une voiture blanche",
+        "the dog": "le chien",
+        "the cat sees": "le chat voit",  # the verb agrees with the subject's number
+        "the cats see": "les chats voient",
+    }
+    pairs = data.toy_translation_pairs(20000, seed=0)
+    found = {phrase: 0 for phrase in expected}
+    for english, french in pairs:
+        for phrase, translation in expected.items():
+            if english.startswith(phrase + " "):
+                found[phrase] += 1
+                assert french.startswith(translation + " "), (english, french)
+    assert min(found.values()) > 0, found
+
+
+@pytest.mark.parametrize("n", [0, -5, True, 2.0, 51_201])
+def test_toy_translation_pairs_rejects_bad_counts(n) -> None:
+    with pytest.raises(ValueError, match="n must be an int from 1 to 51,200"):
+        data.toy_translation_pairs(n)
+
+
+def test_toy_translation_pair_needs_a_random_generator() -> None:
+    with pytest.raises(TypeError, match="random.Random"):
+        data.toy_translation_pair(0)

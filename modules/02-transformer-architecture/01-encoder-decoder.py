@@ -72,6 +72,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import shared
+from shared.data import toy_translation_pairs
 from shared.layers import sinusoidal_positions
 from shared.plotting import heatmap
 from shared.training import TrainConfig, Trainer
@@ -180,6 +181,19 @@ pairs_list = list(pairs.items())
 train_pairs, test_pairs = pairs_list[:8000], pairs_list[8000:]
 print(f"{len(train_pairs)} training pairs, {len(test_pairs)} held-out pairs, "
       f"overlap: {len({e for e, _ in train_pairs} & {e for e, _ in test_pairs})}")
+
+# %% [markdown]
+# The next notebooks reuse this task. The course library holds the same generator as
+# `shared.data.toy_translation_pairs(n, seed)`, which draws from a fresh `random.Random(seed)`;
+# from the same seed it gives the same sentences as `sentence_pair` here:
+
+# %%
+fresh_rng, ours = random.Random(0), {}
+while len(ours) < 1000:
+    english, french = sentence_pair(fresh_rng)
+    ours[english] = french
+print("same 1,000 pairs as shared.data.toy_translation_pairs:",
+      list(ours.items()) == toy_translation_pairs(1000, seed=0))
 
 # %% [markdown]
 # Words are the tokens. Source and target share one vocabulary (as in the original paper,

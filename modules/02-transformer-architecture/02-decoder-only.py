@@ -63,7 +63,6 @@ if "google.colab" in sys.modules:
 
 # %%
 import math
-import random
 import warnings
 
 # transformers imports tqdm.auto, whose notebook progress bar needs ipywidgets: silence
@@ -77,6 +76,7 @@ import torch.nn.functional as F
 import transformers
 
 import shared
+from shared.data import toy_translation_pairs
 from shared.generation import generate
 from shared.layers import sinusoidal_positions
 from shared.models import GPT, GPTConfig
@@ -299,74 +299,11 @@ print("GPT: largest influence of a later token on an earlier output:",
 # size?
 #
 # We regenerate the toy English-to-French data of the [previous notebook](01-encoder-decoder)
-# with the same rules and the same seed.
+# with the same rules: the course library holds the generator written there, as
+# `shared.data.toy_translation_pairs`.
 
 # %%
-NOUNS = {  # English singular: (English plural, French singular, French plural, gender)
-    "cat": ("cats", "chat", "chats", "m"), "dog": ("dogs", "chien", "chiens", "m"),
-    "horse": ("horses", "cheval", "chevaux", "m"), "boy": ("boys", "garçon", "garçons", "m"),
-    "book": ("books", "livre", "livres", "m"), "mouse": ("mice", "souris", "souris", "f"),
-    "house": ("houses", "maison", "maisons", "f"), "car": ("cars", "voiture", "voitures", "f"),
-    "flower": ("flowers", "fleur", "fleurs", "f"), "girl": ("girls", "fille", "filles", "f"),
-}
-ADJECTIVES = {  # English: ((masc. sg., fem. sg., masc. pl., fem. pl.), goes before the noun?)
-    "red": (("rouge", "rouge", "rouges", "rouges"), False),
-    "black": (("noir", "noire", "noirs", "noires"), False),
-    "green": (("vert", "verte", "verts", "vertes"), False),
-    "white": (("blanc", "blanche", "blancs", "blanches"), False),
-    "blue": (("bleu", "bleue", "bleus", "bleues"), False),
-    "big": (("grand", "grande", "grands", "grandes"), True),
-    "small": (("petit", "petite", "petits", "petites"), True),
-}
-VERBS = {  # English singular: (English plural, French singular, French plural)
-    "sees": ("see", "voit", "voient"), "likes": ("like", "aime", "aiment"),
-    "follows": ("follow", "suit", "suivent"), "finds": ("find", "trouve", "trouvent"),
-    "eats": ("eat", "mange", "mangent"),
-}
-DETERMINERS = [  # (English, plural?, definite?)
-    ("the", False, True), ("a", False, False), ("the", True, True), ("some", True, False),
-]
-FRENCH_DETERMINER = {  # (plural?, definite?, gender) -> French
-    (False, True, "m"): "le", (False, True, "f"): "la", (False, False, "m"): "un",
-    (False, False, "f"): "une", (True, True, "m"): "les", (True, True, "f"): "les",
-    (True, False, "m"): "des", (True, False, "f"): "des",
-}
-
-
-def noun_phrase(rng: random.Random) -> tuple[list[str], list[str], bool]:
-    """A random noun phrase in English and French, and whether it is plural."""
-    det, plural, definite = rng.choice(DETERMINERS)
-    noun = rng.choice(list(NOUNS))
-    en_plural, fr_singular, fr_plural, gender = NOUNS[noun]
-    adjective = rng.choice([None, *ADJECTIVES])
-    english = [det] + ([adjective] if adjective else []) + [en_plural if plural else noun]
-    fr_noun = fr_plural if plural else fr_singular
-    french = [FRENCH_DETERMINER[(plural, definite, gender)]]
-    if adjective is None:
-        return english, french + [fr_noun], plural
-    forms, before = ADJECTIVES[adjective]
-    form = forms[2 * plural + (gender == "f")]
-    if before and plural and not definite:
-        french = ["de"]  # "des" becomes "de" before a preceding plural adjective
-    return english, french + ([form, fr_noun] if before else [fr_noun, form]), plural
-
-
-def sentence_pair(rng: random.Random) -> tuple[str, str]:
-    """A random English sentence (subject, verb, object) and its French translation."""
-    subject_en, subject_fr, plural = noun_phrase(rng)
-    object_en, object_fr, _ = noun_phrase(rng)
-    verb = rng.choice(list(VERBS))
-    en_plural, fr_singular, fr_plural = VERBS[verb]
-    english = subject_en + [en_plural if plural else verb] + object_en
-    french = subject_fr + [fr_plural if plural else fr_singular] + object_fr
-    return " ".join(english), " ".join(french)
-
-
-rng = random.Random(0)
-pairs: dict[str, str] = {}
-while len(pairs) < 9000:
-    english, french = sentence_pair(rng)
-    pairs[english] = french
+pairs: dict[str, str] = dict(toy_translation_pairs(9000, seed=0))
 train_pairs, test_pairs = list(pairs.items())[:8000], list(pairs.items())[8000:]
 print(f"{len(train_pairs)} training pairs, {len(test_pairs)} held-out pairs; e.g. {test_pairs[0]}")
 
