@@ -1135,7 +1135,8 @@ passed("Exercise 4")
 #   recurrence on two sums, stable when they are kept relative to a running maximum exponent.
 # - Measured slopes: about 1 for the recurrences in operations, memory and time, about 2 for
 #   attention's operations and for the memory of materialised attention. On a CPU, Python loops
-#   lose to a fused attention kernel until long lengths: the constant is the kernel's job.
+#   lose to a fused attention kernel except at the longest lengths, if at all (the crossings
+#   printed above are this run's): the constant factor is the kernel's job.
 # - A fixed state is small (a Mamba-130M-shaped model keeps the equivalent of 38 tokens of a
 #   GPT-2-small KV cache) but it limits exact recall: a $d \times d$ state cannot store more than
 #   $d$ independent pairs, which is why hybrids keep some attention.
