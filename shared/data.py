@@ -39,6 +39,7 @@ __all__ = [
     "BatchSource",
     "BlockDataset",
     "CharTokenizer",
+    "PairBatchSampler",
     "RandomBlockSampler",
     "RowBatchSampler",
     "ShakespeareData",
@@ -671,6 +672,51 @@ class RowBatchSampler:
             raise ValueError(f"expected a RowBatchSampler state, got kind={state.get('kind')!r}")
         self.seed, self.epoch, self.position = state["seed"], state["epoch"], state["position"]
         self._order = self._permutation(self.epoch)
+
+
+class PairBatchSampler:
+    """Random batches of aligned rows of two tensors (e.g. sources and targets), with replacement.
+
+    Each batch is ``batch_size`` row indices drawn with ``torch.randint`` from a generator seeded
+    with ``seed``, and returns ``(first[rows], second[rows])``. It follows the `BatchSource`
+    protocol, and its state (the generator's) resumes the stream exactly. Unlike
+    :class:`RowBatchSampler` it does not split one row into inputs and targets: the caller's
+    loss function decides what the pair means.
+
+    Used in: modules/02-transformer-architecture (01-encoder-decoder, 02-decoder-only,
+    04-multi-head-attention).
+    """
+
+    def __init__(
+        self, first: torch.Tensor, second: torch.Tensor, batch_size: int, seed: int = 0
+    ) -> None:
+        for name, value in (("first", first), ("second", second)):
+            if not isinstance(value, torch.Tensor) or value.dim() == 0:
+                raise TypeError(f"{name} must be a tensor with a row dimension, got {value!r:.60}")
+        if len(first) != len(second):
+            raise ValueError(
+                f"first and second must have the same number of rows, got {len(first)} and "
+                f"{len(second)}"
+            )
+        _check_positive_int(batch_size, "batch_size")
+        self.first, self.second, self.batch_size = first, second, batch_size
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        rows = torch.randint(len(self.first), (self.batch_size,), generator=self.generator)
+        return self.first[rows], self.second[rows]
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        while True:
+            yield self.next_batch()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"kind": "pair_batch", "generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("kind") != "pair_batch":
+            raise ValueError(f"expected a PairBatchSampler state, got kind={state.get('kind')!r}")
+        self.generator.set_state(state["generator"])
 
 
 # --------------------------------------------------------------------------------------------

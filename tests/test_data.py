@@ -311,3 +311,33 @@ def test_toy_translation_pairs_rejects_bad_counts(n) -> None:
 def test_toy_translation_pair_needs_a_random_generator() -> None:
     with pytest.raises(TypeError, match="random.Random"):
         data.toy_translation_pair(0)
+
+
+def test_pair_batch_sampler_draws_aligned_rows_and_resumes() -> None:
+    src = torch.arange(50).reshape(25, 2)
+    tgt = torch.arange(25) * 10
+    sampler = data.PairBatchSampler(src, tgt, batch_size=8, seed=3)
+    reference = torch.Generator().manual_seed(3)
+    for _ in range(3):
+        a, b = sampler.next_batch()
+        rows = torch.randint(25, (8,), generator=reference)
+        assert torch.equal(a, src[rows]) and torch.equal(b, tgt[rows])
+        assert torch.equal(a[:, 0] * 5, b)  # the rows stay aligned
+    state = sampler.state_dict()
+    after = [sampler.next_batch() for _ in range(2)]
+    resumed = data.PairBatchSampler(src, tgt, batch_size=8, seed=99)
+    resumed.load_state_dict(state)
+    for (a, b), (c, d) in zip(after, [resumed.next_batch() for _ in range(2)]):
+        assert torch.equal(a, c) and torch.equal(b, d)
+
+
+def test_pair_batch_sampler_rejects_bad_input() -> None:
+    x = torch.zeros(4, 3)
+    with pytest.raises(ValueError, match="same number of rows, got 4 and 5"):
+        data.PairBatchSampler(x, torch.zeros(5), 2)
+    with pytest.raises(TypeError, match="second must be a tensor"):
+        data.PairBatchSampler(x, [0, 1, 2, 3], 2)
+    with pytest.raises(ValueError, match="batch_size"):
+        data.PairBatchSampler(x, x, 0)
+    with pytest.raises(ValueError, match="PairBatchSampler state"):
+        data.PairBatchSampler(x, x, 2).load_state_dict({"kind": "row_batch"})

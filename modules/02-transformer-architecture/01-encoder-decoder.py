@@ -72,7 +72,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import shared
-from shared.data import toy_translation_pairs
+from shared.data import PairBatchSampler, toy_translation_pairs
 from shared.layers import sinusoidal_positions
 from shared.plotting import heatmap
 from shared.training import TrainConfig, Trainer
@@ -432,28 +432,10 @@ for name, part in [("embedding", model.embed_tokens), ("one encoder layer", mode
 #
 # `shared.training.Trainer` runs the loop (AdamW, warmup then cosine decay, gradient clipping,
 # evaluation on held-out batches). It needs two small things from us: a source of batches,
-# here random rows of the two tensors, and the loss, cross-entropy over the target positions
-# with padding ignored.
+# here random rows of the two tensors (`shared.data.PairBatchSampler`), and the loss,
+# cross-entropy over the target positions with padding ignored.
 
 # %%
-class PairBatches:
-    """Random batches of (source, target) rows; the `shared.data.BatchSource` protocol."""
-
-    def __init__(self, src: torch.Tensor, tgt: torch.Tensor, batch_size: int, seed: int) -> None:
-        self.src, self.tgt, self.batch_size = src, tgt, batch_size
-        self.generator = torch.Generator().manual_seed(seed)
-
-    def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        rows = torch.randint(len(self.src), (self.batch_size,), generator=self.generator)
-        return self.src[rows], self.tgt[rows]
-
-    def state_dict(self) -> dict:
-        return {"generator": self.generator.get_state()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.generator.set_state(state["generator"])
-
-
 def seq2seq_loss(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
     """Teacher forcing: read target[:-1], predict target[1:]; padding does not count."""
     src, tgt = batch
@@ -463,8 +445,8 @@ def seq2seq_loss(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> 
 
 config = TrainConfig(max_steps=200, batch_size=64, lr=5e-3, min_lr=5e-4, warmup_steps=20,
                      weight_decay=0.01, eval_interval=25, eval_batches=2, progress=False)
-trainer = Trainer(model, PairBatches(train_src, train_tgt, 64, seed=0),
-                  PairBatches(test_src, test_tgt, 250, seed=1), config, loss_fn=seq2seq_loss)
+trainer = Trainer(model, PairBatchSampler(train_src, train_tgt, 64, seed=0),
+                  PairBatchSampler(test_src, test_tgt, 250, seed=1), config, loss_fn=seq2seq_loss)
 history = trainer.fit()
 print(f"trained {config.max_steps} steps in {history.time_s[-1]:.1f} s; "
       f"held-out loss {history.val_loss[0]:.3f} -> {history.final_val_loss:.4f} nats/word")

@@ -76,7 +76,7 @@ import torch.nn.functional as F
 import transformers
 
 import shared
-from shared.data import toy_translation_pairs
+from shared.data import PairBatchSampler, toy_translation_pairs
 from shared.generation import generate
 from shared.layers import sinusoidal_positions
 from shared.models import GPT, GPTConfig
@@ -408,24 +408,6 @@ print(n_params)
 # it feeds the pair to the model. Each configuration is trained with two seeds.
 
 # %%
-class PairBatches:
-    """Random batches of (source, target) rows; the `shared.data.BatchSource` protocol."""
-
-    def __init__(self, src: torch.Tensor, tgt: torch.Tensor, batch_size: int, seed: int) -> None:
-        self.src, self.tgt, self.batch_size = src, tgt, batch_size
-        self.generator = torch.Generator().manual_seed(seed)
-
-    def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        rows = torch.randint(len(self.src), (self.batch_size,), generator=self.generator)
-        return self.src[rows], self.tgt[rows]
-
-    def state_dict(self) -> dict:
-        return {"generator": self.generator.get_state()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.generator.set_state(state["generator"])
-
-
 def decoder_only_loss(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
     return model(*decoder_only_batch(*batch)).loss
 
@@ -466,8 +448,8 @@ for kind in KINDS:
                              warmup_steps=20, weight_decay=0.01, eval_interval=25,
                              eval_batches=2, seed=seed, progress=False)
         loss_fn = decoder_only_loss if kind == "decoder-only" else encoder_decoder_loss
-        trainer = Trainer(model, PairBatches(train_src, train_tgt, 32, seed),
-                          PairBatches(test_src, test_tgt, 250, seed=99), config, loss_fn=loss_fn)
+        trainer = Trainer(model, PairBatchSampler(train_src, train_tgt, 32, seed),
+                          PairBatchSampler(test_src, test_tgt, 250, seed=99), config, loss_fn=loss_fn)
         history = trainer.fit()
         results[kind, seed] = {
             "history": history,

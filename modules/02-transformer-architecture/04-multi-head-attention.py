@@ -78,7 +78,7 @@ import torch.nn.functional as F
 import transformers
 
 import shared
-from shared.data import toy_translation_pairs
+from shared.data import PairBatchSampler, toy_translation_pairs
 from shared.generation import generate
 from shared.models import GPT, CausalSelfAttention, GPTConfig
 from shared.plotting import bar, heatmap
@@ -367,24 +367,6 @@ print(f"train {tuple(train_x.shape)}, held-out {tuple(test_x.shape)}")
 # (`shared.generation.generate`).
 
 # %%
-class RowBatches:
-    """Random batches of aligned (inputs, targets) rows; the `shared.data.BatchSource` protocol."""
-
-    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, seed: int) -> None:
-        self.x, self.y, self.batch_size = x, y, batch_size
-        self.generator = torch.Generator().manual_seed(seed)
-
-    def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        rows = torch.randint(len(self.x), (self.batch_size,), generator=self.generator)
-        return self.x[rows], self.y[rows]
-
-    def state_dict(self) -> dict:
-        return {"generator": self.generator.get_state()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.generator.set_state(state["generator"])
-
-
 def held_out_scores(model: GPT) -> tuple[float, float]:
     """Held-out loss (nats per target word) and greedy exact-match rate."""
     model.eval()
@@ -406,7 +388,7 @@ for n_heads in HEADS:
                               n_layer=2, n_head=n_heads, d_model=48))
         config = TrainConfig(max_steps=STEPS, batch_size=32, lr=1e-2, min_lr=1e-3,
                              warmup_steps=20, eval_interval=0, seed=seed, progress=False)
-        Trainer(model, RowBatches(train_x, train_y, 32, seed), None, config).fit()
+        Trainer(model, PairBatchSampler(train_x, train_y, 32, seed), None, config).fit()
         loss, exact = held_out_scores(model)
         head_results[n_heads, seed] = {"loss": loss, "exact": exact,
                                        "params": model.num_parameters()}
