@@ -19,8 +19,7 @@ Choices, measured on this machine (1 thread, other jobs running; seed 1337 unles
 - Seeds: 1 and 2 reach 1.8938 and 1.9034, so 1.88 is at the low end of this config's spread;
   nanoGPT's figure is a single 20-batch estimate.
 
-Used by: `make bench` (`python -m benchmarks.run training`); quoted in
-modules/05-pretraining/04-training-loop.
+Used by: `make bench` (`python -m benchmarks.run training`); quoted in the README.
 """
 
 from __future__ import annotations
