@@ -52,12 +52,14 @@ help:
 
 install: $(SETUP)
 
-$(INSTALLED): requirements.txt pyproject.toml
+$(INSTALLED): requirements.txt requirements-torch-build.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	# Build tools for the editable install of `shared` (pip freeze leaves them out of the lock).
 	$(PIP) install --quiet "setuptools==84.2.1" "wheel==0.48.0"
 	# --no-deps: requirements.txt is a complete lock; the resolver must not pick a CUDA torch.
 	$(PIP) install --quiet --no-deps -r requirements.txt
+	# Packages whose build imports torch: built against the torch just installed (see the file).
+	DS_BUILD_OPS=0 $(PIP) install --quiet --no-deps --no-build-isolation -r requirements-torch-build.txt
 	$(PIP) install --quiet --no-deps --no-build-isolation -e .
 	$(PY) scripts/check_environment.py
 	touch $@

@@ -4,9 +4,12 @@ This is the one piece of process plumbing behind expert parallelism (`shared.moe
 attention across processes (`shared.attention`), and behind the notebooks that show them. The same
 worker functions run unchanged under `torchrun` on several machines: only the launcher differs.
 
-Workers bind the rendezvous to 127.0.0.1 on a free port, use gloo on CPU (NCCL when every rank
-has its own GPU), and are always torn down: the process group is destroyed in each worker, and
-the launcher joins or kills every process it started, even when one of them fails.
+Workers meet through a file in a temporary folder (a `FileStore`: no TCP server, unlike a
+``tcp://`` rendezvous, whose store listens on every interface), talk over the loopback interface
+(gloo on CPU, NCCL when every rank has its own GPU), and are always torn down: the process group
+is destroyed in each worker, and the launcher joins or kills every process it started, even when
+one of them fails. `local_process_group` gives the notebook's own process a one-rank group in the
+same way, for libraries that need one (DeepSpeed's MoE layer).
 
 Used in: modules/20-advanced-topics (01-mixture-of-experts, 02-long-context-ring-attention),
 `shared.moe`, `shared.attention`, tests/test_moe.py, tests/test_attention.py.
@@ -15,11 +18,12 @@ Used in: modules/20-advanced-topics (01-mixture-of-experts, 02-long-context-ring
 from __future__ import annotations
 
 import os
+import contextlib
 import pickle
 import socket
 import tempfile
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +40,6 @@ def free_port() -> int:
 def _worker(
     rank: int,
     world_size: int,
-    port: int,
     backend: str,
     fn: Callable[..., Any],
     args: tuple[Any, ...],
@@ -46,14 +49,12 @@ def _worker(
     import torch
     import torch.distributed as dist
 
-    os.environ["MASTER_ADDR"] = LOOPBACK
-    os.environ["MASTER_PORT"] = str(port)
     os.environ["GLOO_SOCKET_IFNAME"] = os.environ.get("GLOO_SOCKET_IFNAME", "lo")
     torch.set_num_threads(threads)
     result_path = Path(result_dir) / f"rank{rank}.pkl"
     try:
         dist.init_process_group(backend, rank=rank, world_size=world_size,
-                                init_method=f"tcp://{LOOPBACK}:{port}")
+                                init_method=f"file://{result_dir}/rendezvous")
         try:
             result = fn(rank, world_size, *args)
         finally:
@@ -110,11 +111,10 @@ def run_distributed(
         raise TypeError(f"fn must be callable, got {type(fn).__name__}")
     if threads_per_rank is None:
         threads_per_rank = max(1, (os.cpu_count() or 1) // world_size)
-    port = free_port()
     with tempfile.TemporaryDirectory(prefix="course-dist-") as result_dir:
         context = mp.start_processes(
             _worker,
-            args=(world_size, port, backend, fn, args, result_dir, threads_per_rank),
+            args=(world_size, backend, fn, args, result_dir, threads_per_rank),
             nprocs=world_size,
             join=False,
             start_method="spawn",
@@ -148,3 +148,30 @@ def run_distributed(
                 raise RuntimeError("distributed worker(s) failed:\n" + "\n".join(_errors(Path(result_dir))))
             results.append(value)
     return results
+
+
+@contextlib.contextmanager
+def local_process_group(backend: str = "gloo") -> Iterator[None]:
+    """A one-rank `torch.distributed` process group in this process, destroyed on exit.
+
+    For libraries that need a process group even on one device, such as DeepSpeed's MoE layer
+    (it creates an expert-parallel group). The rendezvous is a file in a temporary folder, so no
+    TCP server is started; gloo uses the loopback interface. Raises ``RuntimeError`` if a group
+    already exists (it would be destroyed on exit).
+
+    Used in: modules/20-advanced-topics/01-mixture-of-experts (the DeepSpeed MoE layer).
+    """
+    import torch.distributed as dist
+
+    if backend not in ("gloo", "nccl"):
+        raise ValueError(f"backend must be 'gloo' or 'nccl', got {backend!r}")
+    if dist.is_initialized():
+        raise RuntimeError("a torch.distributed process group already exists in this process")
+    os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
+    with tempfile.TemporaryDirectory(prefix="course-dist-") as folder:
+        dist.init_process_group(backend, rank=0, world_size=1,
+                                init_method=f"file://{folder}/rendezvous")
+        try:
+            yield
+        finally:
+            dist.destroy_process_group()

@@ -36,7 +36,7 @@
 # - Train a 2-expert and an 8-expert MoE GPT against a dense GPT with the same active parameters,
 #   and read loss curves, expert load and drop rates.
 # - Run expert parallelism over two processes with all-to-all exchanges, and map the course code
-#   onto GShard, Switch Transformer and the DeepSpeed-MoE API.
+#   onto GShard, Switch Transformer and DeepSpeed-MoE, whose MoE layer runs here against it.
 #
 # **Prerequisites:** [the feed-forward network](../02-transformer-architecture/06-feed-forward)
 # (the layer that MoE replaces), [a minimal GPT](../04-llm-from-scratch/01-minimal-llm) (the
@@ -68,7 +68,7 @@ if "google.colab" in sys.modules:
 
 
 # %%
-import importlib.util
+import os
 import statistics
 import time
 
@@ -79,7 +79,7 @@ import torch.nn.functional as F
 
 import shared
 from shared.data import RandomBlockSampler, shakespeare_char_data
-from shared.distributed import run_distributed
+from shared.distributed import local_process_group, run_distributed
 from shared.generation import generate
 from shared.layers import FeedForward
 from shared.models import GPT, GPTConfig
@@ -632,12 +632,53 @@ print(f"max |parameter-gradient difference| over {len(parallel_grads)} tensors =
 #
 # ### The DeepSpeed MoE API
 #
-# DeepSpeed provides the same layer as `deepspeed.moe.layer.MoE`. It is **not run here**:
-# DeepSpeed is not part of the course's requirements, and installing it builds its operators
-# against the installed torch and pulls in a CUDA build of torch, which the course's CPU
-# environment must not do. The listing below follows the
-# [DeepSpeed MoE tutorial](https://www.deepspeed.ai/tutorials/mixture-of-experts/) and the
-# signature of `deepspeed/moe/layer.py`; it runs under the `deepspeed` launcher on GPUs.
+# DeepSpeed provides the same layer as `deepspeed.moe.layer.MoE`. The course installs DeepSpeed
+# built against its CPU torch, without DeepSpeed's compiled operators, and the MoE layer runs
+# on a CPU with the gloo backend. We build one with 4 experts, copy into it the weights of a
+# `shared.moe.MoEFeedForward`, and compare the two on the same tokens. DeepSpeed needs a
+# `torch.distributed` process group even in one process (it creates an expert-parallel group of
+# `ep_size` ranks), so the cell runs inside `shared.distributed.local_process_group()`: one
+# gloo rank that talks over the loopback interface, destroyed when the block ends. The capacity
+# is large enough that no token is dropped: DeepSpeed's random token selection (`use_rts`) only
+# decides *which* tokens an overflowing expert drops.
+
+# %%
+os.environ["DS_ACCELERATOR"] = "cpu"  # this comparison runs on the CPU even where a GPU exists
+import deepspeed  # noqa: E402
+from deepspeed.moe.layer import MoE  # noqa: E402
+
+D_DS, F_DS, E_DS = 64, 256, 4
+torch.manual_seed(0)
+course_layer = MoEFeedForward(D_DS, F_DS, num_experts=E_DS, top_k=1, capacity_factor=None).eval()
+x_ds = torch.randn(2, 32, D_DS)
+with local_process_group():  # one gloo rank, loopback only; destroyed when the block ends
+    expert = torch.nn.Sequential(torch.nn.Linear(D_DS, F_DS), torch.nn.GELU(),
+                                 torch.nn.Linear(F_DS, D_DS))
+    ds_layer = MoE(hidden_size=D_DS, expert=expert, num_experts=E_DS, ep_size=1, k=1,
+                   capacity_factor=float(E_DS), eval_capacity_factor=float(E_DS), min_capacity=0,
+                   drop_tokens=True, use_rts=False, noisy_gate_policy=None).eval()
+    with torch.no_grad():  # the same weights in both layers
+        ds_layer.deepspeed_moe.gate.wg.weight.copy_(course_layer.router.gate.weight)
+        for ours_expert, ds_expert in zip(course_layer.experts,
+                                          ds_layer.deepspeed_moe.experts.deepspeed_experts):
+            ds_expert[0].weight.copy_(ours_expert.up.weight)
+            ds_expert[0].bias.copy_(ours_expert.up.bias)
+            ds_expert[2].weight.copy_(ours_expert.down.weight)
+            ds_expert[2].bias.copy_(ours_expert.down.bias)
+        y_course = course_layer(x_ds)
+        y_ds, ds_l_aux, ds_counts = ds_layer(x_ds)
+print(f"deepspeed {deepspeed.__version__}: max |DeepSpeed MoE - shared.moe| = "
+      f"{(y_ds - y_course).abs().max().item():.1e}")
+print(f"tokens per expert: DeepSpeed {ds_counts.tolist()}, shared.moe {course_layer.stats.load}")
+print(f"DeepSpeed l_aux {ds_l_aux.item():.6f}; shared.moe balance loss "
+      f"{course_layer.stats.balance_loss:.6f} (unweighted)")
+
+# %% [markdown]
+# The outputs agree to float32 rounding, the routing is the same token for token, and
+# DeepSpeed's `l_aux` is the Switch balance loss $N\sum_i f_i P_i$ before any weighting (the
+# training script multiplies it by a coefficient, as `shared.moe` does with `balance_coef`).
+# In a training script the layer sits in a block like this, and the script runs under the
+# `deepspeed` launcher, with `ep_size` > 1 spreading the experts over GPUs:
 #
 # ```python
 # import deepspeed
@@ -678,11 +719,6 @@ print(f"max |parameter-gradient difference| over {len(parallel_grads)} tensors =
 # | `noisy_gate_policy="RSample"` / `"Jitter"` | `noisy_gating=True` (Shazeer's trainable noise) |
 # | returns `(output, l_aux, exp_counts)` | returns `output`; `layer.aux_loss` (already weighted by `balance_coef`, plus the z-loss) and `layer.stats.load` |
 # | `use_residual=True` (PR-MoE: a dense MLP added to the experts) | not provided |
-#
-# The cell below only records whether DeepSpeed is importable in this environment.
-
-# %%
-print("deepspeed importable here:", importlib.util.find_spec("deepspeed") is not None)
 
 # %% [markdown]
 # ## Exercises
@@ -863,6 +899,8 @@ passed("Exercise 4")
 #   and uncached decoding can differ when tokens are dropped.
 # - Expert parallelism shards experts over devices and moves tokens with two all-to-alls per
 #   layer; over two gloo processes it reproduced the single-process layer to float rounding.
+# - DeepSpeed's `MoE` layer, given the same weights, routed every token the same way and
+#   computed the same output and balance loss as `shared.moe`.
 #
 # Next: [long-context attention](02-long-context-ring-attention) and the lab
 # [Switch-style MoE inference](../../labs/moe-switch-transformer-inference/README).
